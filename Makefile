@@ -57,6 +57,7 @@ chapter: export
 	@test -n "$(NB)" || { echo "usage: make chapter NB=nbs/<chapter>/<notebook>.ipynb"; exit 2; }
 	PHYSML_SCALE=full $(BIN)/python tools/nbrun.py run "$(NB)" --scale full --save
 	$(BIN)/nbdev-clean --fname "$(NB)"
+	$(BIN)/nbdev-export
 
 bench: export
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done

@@ -9,7 +9,7 @@ The script is a sequence of cells, each opened by a marker line:
 Usage: python tools/py2nb.py SCRIPT NOTEBOOK
 Writes an nbformat-4 notebook with empty outputs; run it with `make chapter NB=...` to fill them.
 """
-import json, re, sys
+import json, re, sys, uuid
 from pathlib import Path
 
 _MARK = re.compile(r"^%% (md|code|raw)\s*$")
@@ -35,7 +35,8 @@ def to_notebook(cells):
     out = []
     for kind, src in cells:
         lines = src.splitlines(keepends=True)
-        cell = {"cell_type": {"md": "markdown"}.get(kind, kind), "metadata": {}, "source": lines}
+        cell = {"cell_type": {"md": "markdown"}.get(kind, kind), "id": uuid.uuid4().hex[:8],
+                "metadata": {}, "source": lines}
         if kind == "code": cell.update(execution_count=None, outputs=[])
         out.append(cell)
     meta = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}

@@ -66,6 +66,47 @@ def render():
     sh(BIN / "smalldocs", "render", PROC)
     if DOCS.exists(): shutil.rmtree(DOCS)
     shutil.move(str(PROC / "_docs"), DOCS)
+    vendor_katex()
+
+
+KATEX_VERSION = "0.16.11"  # the version smalldocs links from its CDN
+KATEX_CDN = f"https://cdn.jsdelivr.net/npm/katex@{KATEX_VERSION}/dist"
+
+
+def vendor_katex() -> bool:
+    """Serve KaTeX from _docs/ so that maths renders offline too (npm registry, cached in .venv).
+
+    smalldocs links KaTeX from a CDN; without internet, the page shows raw TeX. Where npm is
+    available, the same KaTeX release is unpacked next to the pages and the links rewritten."""
+    cache = ROOT / ".venv" / f"katex-{KATEX_VERSION}"
+    if not (cache / "katex.min.js").exists():
+        if not shutil.which("npm"):
+            print("npm not found: maths will render from the KaTeX CDN only", flush=True)
+            return False
+        tmp = ROOT / ".venv" / "katex-pack"
+        shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+        try:
+            subprocess.run(["npm", "pack", f"katex@{KATEX_VERSION}", "--silent"], cwd=tmp, check=True,
+                           capture_output=True, timeout=300)
+            import tarfile
+            with tarfile.open(next(tmp.glob("katex-*.tgz"))) as tar:
+                tar.extractall(tmp, filter="data")
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.move(str(tmp / "package" / "dist"), cache)
+        except (subprocess.SubprocessError, StopIteration, OSError) as e:
+            print(f"could not fetch KaTeX with npm ({e}): maths will render from the CDN only", flush=True)
+            return False
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    dest = DOCS / "site_libs" / "katex"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(cache, dest)
+    for html in DOCS.rglob("*.html"):
+        text = html.read_text()
+        if KATEX_CDN in text:
+            rel = Path(*([".."] * (len(html.relative_to(DOCS).parts) - 1)), "site_libs", "katex")
+            html.write_text(text.replace(KATEX_CDN, rel.as_posix()))
+    return True
 
 
 def check() -> list[str]:

@@ -39,6 +39,7 @@ check-export: venv
 	  echo "physml_book/ did not match the notebooks: it was edited by hand or not re-exported (now re-exported; review and commit)"; \
 	  exit 1; fi
 	@rm -rf .export-before
+	@$(BIN)/python tools/nbrun.py stale-modules
 	@echo "physml_book/ matches the notebooks"
 
 audit: venv
@@ -60,7 +61,7 @@ chapter: export
 	$(BIN)/nbdev-export
 
 bench: export
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
+	@shopt -s nullglob; for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python "$$b" || exit 1; done
 
 clean:
 	rm -rf _docs _proc _screenshots .pytest_cache .export-before

@@ -167,6 +167,14 @@ def test_train_is_deterministic_with_minibatches():
     np.testing.assert_array_equal(np.asarray(runs[0]), np.asarray(runs[1]))
 
 
+def test_minibatch_stream_does_not_depend_on_log_every():
+    X, y = _lsq_problem()
+    runs = [train.train(_lsq, jnp.zeros(5), optax.sgd(0.1), (X, y), steps=50, batch_size=8,
+                        key=jax.random.key(1), log_every=k)[0] for k in (3, 7, 50)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(np.asarray(r), np.asarray(runs[0]))
+
+
 def test_train_stops_on_nan_data_and_keeps_last_good_params():
     X, y = _lsq_problem()
     y = y.at[5].set(jnp.nan)
@@ -225,6 +233,31 @@ def test_results_survive_a_hard_kill_mid_write(tmp_path):
         proc.wait()
     res, _ = store.load_result(path)
     assert np.all(res["x"] == float(res["i"]))
+
+
+def test_fingerprint_sees_every_array_entry_and_the_config_class():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class A:
+        n: int = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class B:
+        n: int = 1
+
+    big = np.arange(5000.0)
+    other = big.copy(); other[2500] = -1
+    assert store.fingerprint({"x": big}) != store.fingerprint({"x": other})
+    assert store.fingerprint(A()) != store.fingerprint(B())
+    assert store.fingerprint(A()) == store.fingerprint(A())
+
+
+def test_cached_recovers_from_truncated_files(tmp_path):
+    (tmp_path / "t.npz").write_bytes(b"")
+    with pytest.warns(UserWarning, match="could not be read"):
+        res, _ = store.cached(tmp_path / "t.npz", lambda: {"v": np.ones(2)}, config={})
+    np.testing.assert_array_equal(res["v"], np.ones(2))
 
 
 def test_cached_recomputes_only_for_a_new_config(tmp_path):

@@ -2,7 +2,7 @@
 
 A pass must mean that every cell ran, so each notebook is first audited (tools/nbrun.py): a
 notebook or cell that nbdev would skip (front matter, `eval: false`, unknown flags), or that
-would break the docs build, fails its test unless it is on the allow-list below with a reason.
+would break the docs build, fails its test unless it is on `ALLOWED_SKIPS` in tools/nbrun.py.
 `slow` cells are the one allowed skip; run them with NBDEV_FLAGS=slow.
 
 Each notebook runs in a fresh Python process, as under `nbdev-test`, so no notebook can pass
@@ -19,11 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import nbrun  # noqa: E402
 
-# Notebooks allowed to skip cells, with the reason. Keep it empty unless there is no other way.
-ALLOWED_SKIPS: dict[str, str] = {
-    # "nbs/chapter/notebook.ipynb": "why this notebook cannot run every cell in CI",
-}
-
 NOTEBOOKS = nbrun.notebooks()
 
 
@@ -38,13 +33,13 @@ def test_notebooks_were_found():
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=_id)
 def test_notebook(nb: Path):
     rel = str(nb.relative_to(ROOT))
-    problems = nbrun.audit(nb)
-    if problems and rel not in ALLOWED_SKIPS:
+    problems = nbrun.problems(nb)  # empty for notebooks on nbrun.ALLOWED_SKIPS
+    if problems:
         pytest.fail("notebook would not run every cell:\n" + "\n".join(problems))
     env = {**os.environ, "PHYSML_SCALE": "quick", "MPLBACKEND": "agg"}
     flags = os.environ.get("NBDEV_FLAGS", "")
     r = subprocess.run([sys.executable, str(ROOT / "tools" / "nbrun.py"), "run", str(nb),
                         "--scale", "quick", "--flags", flags],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    if r.returncode != 0:
+    if r.returncode != 0 or f"ok: {nb}" not in r.stdout:  # the runner must reach its last line
         pytest.fail(f"{rel} failed at quick scale:\n{r.stderr[-6000:]}\n{r.stdout[-2000:]}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import nbrun  # noqa: E402  (one definition of "the book's notebooks")
 NBS, PROC, DOCS, SHOTS = ROOT / "nbs", ROOT / "_proc", ROOT / "_docs", ROOT / "_screenshots"
 BIN = Path(sys.executable).parent
 
@@ -56,7 +59,7 @@ def _strip_output_file(proc: Path):
 
 
 def render():
-    if shutil.which("quarto"):
+    if shutil.which("quarto", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"):
         sh(BIN / "nbdev-docs", cwd=ROOT)
         return
     from nbdev.serve import proc_nbs
@@ -66,6 +69,7 @@ def render():
     sh(BIN / "smalldocs", "render", PROC)
     if DOCS.exists(): shutil.rmtree(DOCS)
     shutil.move(str(PROC / "_docs"), DOCS)
+    localise_links()
     vendor_katex()
 
 
@@ -109,16 +113,46 @@ def vendor_katex() -> bool:
     return True
 
 
+def localise_links():
+    """Point the API cross-links nbdev writes as absolute `doc_url` addresses at the local pages.
+
+    nbdev links symbols to `<Documentation URL>/<page>.html`; a book read from _docs/ (offline,
+    or before it is published) needs relative links, and `check` can then verify them."""
+    import tomllib
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("urls", {})
+    base = urls.get("Documentation", "").rstrip("/")
+    if not base: return
+    for html in DOCS.rglob("*.html"):
+        text = html.read_text()
+        if base + "/" in text:
+            up = "../" * (len(html.relative_to(DOCS).parts) - 1)
+            html.write_text(text.replace(base + "/", up or "./"))
+
+
+def broken_local_links() -> list[str]:
+    "Relative `href`s in _docs/ that point at files which do not exist."
+    import re
+    bad = []
+    for html in DOCS.rglob("*.html"):
+        for href in re.findall(r'href="([^"#?]+)', html.read_text()):
+            if "://" in href or href.startswith(("mailto:", "data:", "javascript:")): continue
+            target = (html.parent / href).resolve()
+            if not target.exists():
+                bad.append(f"{html.relative_to(DOCS)} links to a missing {href}")
+    return sorted(set(bad))
+
+
 def check() -> list[str]:
     problems = []
     pages = sidebar_pages()
-    nbs = {str(p.relative_to(NBS)) for p in NBS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts}
+    nbs = {str(p.relative_to(NBS.resolve())) for p in nbrun.notebooks()}
     problems += [f"sidebar lists {p}, which is not a notebook of the book" for p in pages if p not in nbs]
     problems += [f"{p} is not in the sidebar of nbs/_quarto.yml" for p in sorted(nbs - set(pages))]
     problems += [f"a YAML file became a page: {p}" for p in pages if p.endswith((".yml", ".yaml"))]
     for p in pages:
         html = DOCS / Path(p).with_suffix(".html")
         if not html.exists(): problems.append(f"{p} was not rendered to {html.relative_to(ROOT)}")
+    problems += broken_local_links()
     if (PROC / "_quarto.yml").exists():
         r = subprocess.run([str(BIN / "smalldocs"), "check", str(PROC)], capture_output=True, text=True)
         if r.returncode: problems.append("smalldocs check:\n" + r.stdout + r.stderr)
@@ -147,7 +181,7 @@ def screenshots(require: bool) -> list[Path]:
         print("skipping screenshots: no Chromium", flush=True)
         return []
     pages = sidebar_pages()
-    picks = [pages[0]] + [next((p for p in pages if p.startswith(pre)), None) for pre in ("core/train", "core/")]
+    picks = [pages[0]] + [next((p for p in pages if p.startswith(pre)), None) for pre in ("core/plot", "core/")]
     picks += [next((p for p in pages if not p.startswith("core/") and "/" in p), None)]
     SHOTS.mkdir(exist_ok=True)
     out = []

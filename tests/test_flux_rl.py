@@ -41,7 +41,7 @@ def _vacua(model, n, box, seed=0):
 
 @pytest.mark.parametrize("model,box", [(T6, 3), (CF, 3), (RIGID, 4)])
 def test_vacua_are_isd_with_positive_tadpole(model, box):
-    flux, mod = _vacua(model, 1500, box)
+    flux, mod = _vacua(model, 800, box)
     assert len(flux) > 20
     assert (np.asarray(model.tadpole(flux)) > 0).all()
     res = jax.vmap(lambda f, m: fterm_norm(model, f, m))(flux, mod)
@@ -64,7 +64,7 @@ def test_t6_matches_minpack_on_full_system():
 
 @pytest.mark.parametrize("which", ["phi", "tau", "parity"])
 def test_t6_solver_equivariant(which):
-    flux, mod = _vacua(T6, 2000, 3, seed=1)
+    flux, mod = _vacua(T6, 800, 3, seed=1)
     for g in (S, T):
         if which == "phi":
             f2, m2 = phi_flux_map(g, flux), mod.at[:, 1].set(mobius(g, mod[:, 1]))
@@ -78,7 +78,7 @@ def test_t6_solver_equivariant(which):
 
 
 def test_invariants_and_gs_after_reduction():
-    flux, mod = _vacua(T6, 2000, 3, seed=2)
+    flux, mod = _vacua(T6, 800, 3, seed=2)
     g = jnp.array([2, 1, 1, 1], jnp.int32)
     f2, m2 = phi_flux_map(g, flux), mod.at[:, 1].set(mobius(g, mod[:, 1]))
     assert np.array_equal(np.asarray(T6.tadpole(f2)), np.asarray(T6.tadpole(flux)))
@@ -91,13 +91,13 @@ def test_invariants_and_gs_after_reduction():
 
 
 def test_canonical_key_identifies_images():
-    flux, mod = _vacua(T6, 1500, 3, seed=3)
+    flux, mod = _vacua(T6, 800, 3, seed=3)
     key = jax.vmap(lambda f, m: canonical_key(T6, f, m))
     k0 = np.asarray(key(flux, mod))
     f2 = tau_flux_map(S, phi_flux_map(S, phi_flux_map(T, phi_flux_map(S, flux))))
     m2 = mod.at[:, 1].set(mobius(S, mobius(T, mobius(S, mod[:, 1])))).at[:, 0].set(mobius(S, mod[:, 0]))
     assert np.array_equal(np.asarray(key(f2, m2)), k0)
-    fc, mc = _vacua(CF, 1500, 3, seed=3)
+    fc, mc = _vacua(CF, 800, 3, seed=3)
     kc = jax.vmap(lambda f, m: canonical_key(CF, f, m))
     assert np.array_equal(np.asarray(kc(monodromy_flux_map(2, fc), mc.at[:, 0].add(-4j * np.pi))),
                           np.asarray(kc(fc, mc)))
@@ -111,7 +111,7 @@ def test_rigid_count_is_divisor_sum():
 
 
 def test_conifold_gkp_scaling():
-    flux = np.random.default_rng(4).integers(-4, 5, size=(6000, 8))
+    flux = np.random.default_rng(4).integers(-4, 5, size=(3000, 8))
     flux[:, 5] = 0
     vac = solve(CF, flux)
     ok = np.asarray(vac.valid)

@@ -89,18 +89,19 @@ def shard_leading(tree, devices=None):
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
     return jax.device_put(tree, sharding)
 
-def run_sampler(name: str, params: EnvParams, cfg: SamplerConfig, seeds, shard: bool = False
-                ) -> StepInfo:
+def run_sampler(name: str, params: EnvParams, cfg: SamplerConfig, seeds, shard: bool = False,
+                **options) -> StepInfo:
     "Run sampler `name` for every seed in `seeds`; leading axes `[seed, iteration, walker]`."
     if name not in SAMPLERS:
         raise ValueError(f"`name` must be one of {sorted(SAMPLERS)}, got {name!r}")
+    sampler = partial(SAMPLERS[name], **options) if options else SAMPLERS[name]
     keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
     if shard:
         if len(seeds) % jax.device_count():
             raise ValueError(f"`seeds` must be a multiple of the {jax.device_count()} devices "
                              f"to shard, got {len(seeds)}")
         keys = shard_leading(keys)
-    return _run_seeds(SAMPLERS[name], params, cfg, keys)
+    return _run_seeds(sampler, params, cfg, keys)
 
 class Found(NamedTuple):
     "Unique target vacua of one run, in order of discovery."

@@ -59,7 +59,7 @@ class FluxRLConfig(Config):
 
     @classmethod
     def quick(cls):
-        return cls(seeds=(0, 1), n_walkers=8, n_iterations=128, ppo_steps=32)
+        return cls(seeds=(0, 1), n_walkers=16, n_iterations=160, ppo_steps=32)
 
     @classmethod
     def full(cls):

@@ -1,7 +1,10 @@
 """Oracle checks of the Calabi–Yau metrics chapter (physml_book.cy), small, in float64.
 
 Every check compares with something our code does not compute: closed forms, topological
-integrals, exact fixed points, symmetries, scipy/numpy/sympy.
+integrals, exact fixed points, symmetries, scipy/numpy/sympy. The notebooks of the chapter
+run further checks of the same kind (Chern–Weil integrals of the scalar curvature, patch
+and dependent-coordinate invariance, optimised H against balanced) at quick scale in
+`make test`; they are not repeated here.
 """
 
 import math
@@ -26,10 +29,10 @@ from physml_book.cy.donaldson import (
     t_operator_symmetric,
 )
 from physml_book.cy.measures import eta_on, sigma, volume_k
-from physml_book.cy.optimise import cholesky_init, cholesky_to_h, fit, sampled_loss
+from physml_book.cy.optimise import fit
 from physml_book.cy.projective import complex_hessian, fs_metric, sample_projective
 from physml_book.cy.sampling import sample
-from physml_book.cy.variety import Hypersurface, bicubic, dwork, fermat, frames
+from physml_book.cy.variety import Hypersurface, bicubic, dwork, fermat
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +61,7 @@ def test_points_solve_q_at_generic_degenerate_and_near_conifold_moduli():
     s = sample(X, jax.random.key(0), 500, psis)
     assert float(X.residual(s.z, psis[:, None, :]).max()) < 1e-12
     assert bool(jnp.all(jnp.isfinite(s.weights)) & jnp.all(s.weights > 0))
-    for Y in (bicubic(), fermat(2, degree=2)):
+    for Y in (fermat(2, degree=2),):
         sy = sample(Y, jax.random.key(1), 300)
         assert float(Y.residual(sy.z).max()) < 1e-12
         assert sy.z.shape[0] % sum(Y.degrees) == 0  # deg Q points per line, not n + 1
@@ -79,39 +82,6 @@ def test_kahler_class_volume_for_random_h():
         s = sample(X, jax.random.key(3), 6000, psi)
         est = volume_k(eta_on(m, random_h(jax.random.key(k), m.size), s), s.weights)
         assert abs(est.value - X.kahler_volume()) < 5 * est.error, (X.name, est)
-
-
-def test_chern_weil_total_scalar_curvature_of_a_conic():
-    X = fermat(2, degree=2)  # ≅ P¹: ∫ R dA = π χ = 2π for any metric
-    m = AlgebraicMetric(X, Basis.full(X.ambient, 2))
-    h = random_h(jax.random.key(4), m.size)
-    s = sample(X, jax.random.key(5), 1500)
-    v = np.asarray(m.ricci_scalar(h, s.z) * m.eta(h, s.z) * s.weights)
-    assert abs(v.mean() - 2 * np.pi) < 5 * v.std() / np.sqrt(len(v))
-    assert abs(X.total_scalar_curvature() - 2 * np.pi) < 1e-12
-
-
-def test_eta_independent_of_patch_and_dependent_coordinate():
-    X, psi = dwork(4), jnp.array([0.4 - 0.2j])
-    m = AlgebraicMetric(X, Basis.full(X.ambient, 2))
-    h = random_h(jax.random.key(6), m.size)
-    z = sample(X, jax.random.key(7), 2000, psi).z[:4]
-    eta0 = np.asarray(m.eta(h, z, psi))
-    zs, patches, deps, ref = [], [], [], []
-    for i in range(4):
-        p = int(np.argsort(-np.abs(np.asarray(z[i])))[1])  # second-largest coordinate
-        for dep in [j for j in range(5) if j != p]:
-            zs.append(z[i])
-            patches.append([p])
-            deps.append(dep)
-            ref.append(eta0[i])
-    zs, patches, deps = jnp.stack(zs), jnp.array(patches), jnp.array(deps)
-    g = m.metric(h, zs, psi, patch=patches, dependent=deps)
-    gd = frames(X, zs, psi, patch=patches, dependent=deps).grad[
-        jnp.arange(len(deps)), deps
-    ]
-    eta = np.asarray(jnp.real(jnp.linalg.det(g)) * jnp.abs(gd) ** 2)
-    assert np.max(np.abs(eta / np.array(ref) - 1)) < 1e-9
 
 
 def test_holomorphic_derivative_conventions_on_p1():
@@ -218,26 +188,6 @@ def test_balanced_sigma_decreases_with_k():
     assert abs(sig[0].value - 0.372) < 5 * sig[0].error  # k = 1: Fubini–Study
 
 
-def test_optimised_h_beats_balanced_and_keeps_the_class():
-    X = fermat(4)
-    basis = Basis.full(X.ambient, 2)
-    m = AlgebraicMetric(X, basis)
-    test = sample(X, jax.random.key(20), 2000)
-    loss = sampled_loss(m, cholesky_to_h, 800)
-    opt = optax.adam(optax.cosine_decay_schedule(5e-3, 60))
-    p, _ = fit(
-        loss, cholesky_init(basis.size), opt, jax.random.key(21), steps=60, log_every=30
-    )
-    eta = eta_on(m, cholesky_to_h(p), test)
-    s, v = sigma(eta, test.weights), volume_k(eta, test.weights)
-    assert s.value < 0.15 < 0.27  # balanced σ_2 ≈ 0.27, identity ≈ 0.18
-    assert abs(v.value - 5 / 6) < 5 * v.error
-    p2, _ = fit(
-        loss, cholesky_init(basis.size), opt, jax.random.key(21), steps=60, log_every=30
-    )
-    assert_close(p2, p)  # same key, same parameters
-
-
 def test_reduced_basis_is_a_basis_on_x():
     X = fermat(4)
     z = sample(X, jax.random.key(22), 2000).z
@@ -251,6 +201,7 @@ def test_reduced_basis_is_a_basis_on_x():
 
 
 def test_sympy_round_trip_and_determinism():
+    # same key, same points; the optimiser's determinism is checked the same way below
     z = sp.symbols("z0:5")
     psi = sp.Symbol("psi")
     Y = Hypersurface.from_sympy(sum(v**5 for v in z) - 5 * psi * sp.prod(z), z, [psi])
@@ -260,6 +211,21 @@ def test_sympy_round_trip_and_determinism():
     a = sample(dwork(4), jax.random.key(24), 200, m)
     b = sample(dwork(4), jax.random.key(24), 200, m)
     assert bool(jnp.all(a.z == b.z) & jnp.all(a.weights == b.weights))
+
+
+def test_fit_is_deterministic_and_stops_on_nan():
+    loss = lambda p, key: jnp.sum((p["x"] - jax.random.normal(key, (3,))) ** 2)
+    opt = optax.adam(0.1)
+    p1, h1 = fit(
+        loss, {"x": jnp.zeros(3)}, opt, jax.random.key(0), steps=20, log_every=10
+    )
+    p2, h2 = fit(
+        loss, {"x": jnp.zeros(3)}, opt, jax.random.key(0), steps=20, log_every=10
+    )
+    assert_close(p1, p2) and np.array_equal(h1.loss, h2.loss)
+    bad = lambda p, key: jnp.where(p["x"][0] > 0.5, jnp.nan, loss(p, key))
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        fit(bad, {"x": jnp.zeros(3)}, optax.sgd(1.0), jax.random.key(0), steps=20)
 
 
 def test_bad_input_raises_value_errors_naming_the_problem():

@@ -185,3 +185,30 @@ def test_sharded_runs_match_unsharded():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_agent_init_is_jax_orthogonal_and_does_not_stall():
+    # Oracle: jax.random.orthogonal per layer (the init the agent describes), and W^T W = g^2 I.
+    # Then the regression: the same init vmapped over 8 seeds in a fresh process. Six separate
+    # batched QRs in one program deadlocked XLA's 2-thread CPU pool (jax 0.10, 2 cores).
+    from physml_book.landscape.ppo import init_agent
+    shapes = [(13, 64), (64, 64), (64, 16), (13, 64), (64, 64), (64, 1)]
+    gains = [np.sqrt(2), np.sqrt(2), 0.01, np.sqrt(2), np.sqrt(2), 1.0]
+    with float64():
+        agent = init_agent(jax.random.key(11), 13, 16)
+        keys = jax.random.split(jax.random.key(11), 6)
+        for layer, k, s, g in zip(agent["policy"] + agent["value"], keys, shapes, gains):
+            ref = jax.random.orthogonal(k, max(s))[: s[0], : s[1]] * g
+            np.testing.assert_allclose(layer["w"], ref, rtol=1e-12, atol=1e-14)
+            w = np.asarray(layer["w"])
+            gram = w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T
+            np.testing.assert_allclose(gram, g**2 * np.eye(min(s)), rtol=1e-10, atol=1e-12)
+    code = ("import jax, jax.numpy as jnp\n"
+            "jax.config.update('jax_enable_x64', True)\n"
+            "from physml_book.landscape.ppo import init_agent\n"
+            "ks = jnp.stack([jax.random.key(i) for i in range(8)])\n"
+            "for _ in range(20):\n"
+            "    jax.block_until_ready(jax.jit(jax.vmap(lambda k: init_agent(k, 13, 16)))(ks))\n"
+            "print('done')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "done" in r.stdout, r.stderr[-3000:]

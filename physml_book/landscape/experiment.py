@@ -21,7 +21,7 @@ from .ppo import PPOConfig, ppo_train
 from .samplers import SamplerConfig, collect, run_sampler, unique_curve
 
 # %% auto #0
-__all__ = ['WINDOWS', 'FluxRLConfig', 'run_experiment', 'run_experiment_isolated', 'ratio_with_interval']
+__all__ = ['WINDOWS', 'FluxRLConfig', 'run_experiment', 'ratio_with_interval']
 
 # %% ../../nbs/flux_rl/experiment.ipynb #2beb3e86
 WINDOWS = {
@@ -74,8 +74,6 @@ class FluxRLConfig(Config):
 # %% ../../nbs/flux_rl/experiment.ipynb #4f974249
 def run_experiment(cfg: FluxRLConfig, progress: bool = False) -> dict:
     "Run every (background, window, sampler) for every seed; nested dict of arrays."
-    # initialise JAX's LAPACK kernels on this thread before any long computation uses them
-    jax.block_until_ready(jnp.linalg.eigvals(jnp.eye(2) + 0j))
     scfg = SamplerConfig(n_walkers=cfg.n_walkers, n_iterations=cfg.n_iterations, beta=cfg.beta)
     checkpoints = np.linspace(0, scfg.env_steps, cfg.n_checkpoints + 1).astype(int)[1:]
     seeds = [cfg.seed + s for s in cfg.seeds]
@@ -115,26 +113,6 @@ def run_experiment(cfg: FluxRLConfig, progress: bool = False) -> dict:
                           f"  ({cell[name]['wall_s']:.0f} s)")
             out[f"{bg}_{win}"] = cell
     return out
-
-# %% ../../nbs/flux_rl/experiment.ipynb #aa0d3897
-def run_experiment_isolated(cfg: FluxRLConfig, timeout_s: float = 7200.0) -> dict:
-    "`run_experiment(cfg)` in a fresh Python process (main thread), result read back as arrays."
-    import json, os, subprocess, sys, tempfile
-    from physml_book.core.store import load_result
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "result.npz")
-        code = ("import json, sys\n"
-                "from physml_book.core.precision import enable_float64; enable_float64()\n"
-                "from physml_book.core.store import save_result\n"
-                "from physml_book.landscape.experiment import FluxRLConfig, run_experiment\n"
-                "d = json.loads(sys.argv[1])\n"
-                "cfg = FluxRLConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})\n"
-                "save_result(sys.argv[2], run_experiment(cfg))\n")
-        r = subprocess.run([sys.executable, "-c", code, json.dumps(cfg.asdict()), out],
-                           capture_output=True, text=True, timeout=timeout_s)
-        if r.returncode != 0:
-            raise RuntimeError(f"the experiment process failed:\n{r.stderr[-3000:]}")
-        return load_result(out)[0]
 
 # %% ../../nbs/flux_rl/experiment.ipynb #8ca68012
 def ratio_with_interval(num, den, n_boot: int = 4000, seed: int = 0):

@@ -50,17 +50,25 @@ class PPOConfig:
         check_real("gae_lambda", self.gae_lambda, lower=0, upper=1, strict=False)
 
 # %% ../../nbs/flux_rl/ppo.ipynb #b45a7716
-def _dense(key, n_in, n_out, scale):
-    w = jax.random.orthogonal(key, max(n_in, n_out))[:n_in, :n_out] * scale
-    return {"w": w, "b": jnp.zeros(n_out)}
+def _orthogonal_stack(key, sizes) -> jax.Array:
+    "Haar-orthogonal `[len(sizes), m, m]` (m = max size) by ONE batched QR; block i is m_i x m_i."
+    m = max(sizes)
+    blocks = []
+    for k, s in zip(jax.random.split(key, len(sizes)), sizes):
+        z = jax.random.normal(k, (s, s))           # what jax.random.orthogonal(k, s) factorises
+        blocks.append(jnp.eye(m).at[:s, :s].set(z))  # block-diagonal padding keeps Q_i exact
+    q, r = jnp.linalg.qr(jnp.stack(blocks))
+    return q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
 
 def init_agent(key, n_obs: int, n_actions: int, hidden: int = 64) -> dict:
     "Parameters of the policy and value MLPs (orthogonal initialisation)."
-    k = jax.random.split(key, 6)
-    mlp = lambda ks, n_out, s: [_dense(ks[0], n_obs, hidden, np.sqrt(2)),
-                                _dense(ks[1], hidden, hidden, np.sqrt(2)),
-                                _dense(ks[2], hidden, n_out, s)]
-    return {"policy": mlp(k[:3], n_actions, 0.01), "value": mlp(k[3:], 1, 1.0)}
+    shapes = [(n_obs, hidden), (hidden, hidden), (hidden, n_actions),
+              (n_obs, hidden), (hidden, hidden), (hidden, 1)]
+    gains = [np.sqrt(2), np.sqrt(2), 0.01, np.sqrt(2), np.sqrt(2), 1.0]
+    q = _orthogonal_stack(key, [max(s) for s in shapes])
+    layers = [{"w": q[i, :a, :b] * g, "b": jnp.zeros(b)}
+              for i, ((a, b), g) in enumerate(zip(shapes, gains))]
+    return {"policy": layers[:3], "value": layers[3:]}
 
 def _mlp(layers, x):
     for layer in layers[:-1]:
@@ -88,7 +96,10 @@ def ppo_loss(params, batch, cfg: PPOConfig):
 # %% ../../nbs/flux_rl/ppo.ipynb #a87c7925
 def ppo_train(params: EnvParams, cfg: SamplerConfig, ppo: PPOConfig, key):
     "Train a PPO agent in `cfg.n_walkers` environments; returns `(agent, StepInfo, metrics)`."
-    n_updates = max(cfg.n_iterations // ppo.n_steps, 1)
+    if cfg.n_iterations % ppo.n_steps:
+        raise ValueError(f"`n_iterations` ({cfg.n_iterations}) must be a multiple of the PPO "
+                         f"rollout length `n_steps` ({ppo.n_steps})")
+    n_updates = cfg.n_iterations // ppo.n_steps
     n_obs = get_model(params.model).n_flux + OBS_EXTRA
     k_init, k_env, k_run = jax.random.split(key, 3)
     agent = init_agent(k_init, n_obs, params.n_actions, ppo.hidden)

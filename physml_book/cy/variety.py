@@ -98,7 +98,8 @@ class Hypersurface:
         degs = np.stack([E[:, s].sum(1) for s in amb.slices()], 1)
         if (degs != degs[0]).any():
             raise ValueError(
-                "Q must be homogeneous in the coordinates of each factor; its "
+                "Q must be homogeneous in the coordinates of each factor (check `expr` "
+                "or `exponents`); its "
                 f"monomials have degrees {sorted(set(map(tuple, degs.tolist())))}"
             )
         self.degrees = tuple(int(d) for d in degs[0])

@@ -85,8 +85,9 @@ def main():
         if path.exists():
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["__meta__"]))
-            print(f"full RL experiment (cached {meta.get('created')}): {meta['wall_s'] / 60:.1f} min "
-                  f"(goal < 20 min)")
+                rl_s = sum(float(z[k]) for k in z.files if k.endswith("rl/wall_s"))
+            print(f"full experiment (cached {meta.get('created')}): {meta['wall_s'] / 60:.1f} min for "
+                  f"all three samplers, of which RL (PPO) {rl_s / 60:.1f} min (goal: RL < 20 min)")
             break
     else:
         print("full RL experiment: no cached result (run `make chapter NB=nbs/flux_rl/results.ipynb`)")

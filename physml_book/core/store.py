@@ -57,7 +57,9 @@ def _canonical(obj):
     "A JSON-able form of `obj` that differs whenever `obj` does (arrays by content hash)."
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {f.name: _canonical(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        return {"__class__": f"{type(obj).__module__}.{type(obj).__qualname__}", **fields}
+        # the class by name, not module: a config class defined in the notebook that exports it
+        # (module `__main__`) and the same class imported from the library share results
+        return {"__class__": type(obj).__qualname__, **fields}
     if isinstance(obj, dict): return {"__dict__": [[_canonical(k), _canonical(v)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)): return [_canonical(v) for v in obj]
     if obj is None or isinstance(obj, (str, bool, int)): return obj

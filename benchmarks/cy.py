@@ -1,7 +1,7 @@
 """Throughput of the Calabi–Yau metrics chapter (physml_book.cy), against baselines.
 
-    python benchmarks/cymetric.py         # default sizes (a minute on 2 idle cores)
-    python benchmarks/cymetric.py --full  # NumPy baselines at every size (slower)
+    python benchmarks/cy.py         # default sizes (a minute on 2 idle cores)
+    python benchmarks/cy.py --full  # NumPy baselines at every size (slower)
 
 The issue names CYJAX (arXiv:2211.12520) as the anchor. CYJAX is not on PyPI and this
 machine reaches nothing but package registries, so it cannot be installed and is NOT

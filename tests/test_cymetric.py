@@ -22,6 +22,7 @@ from physml_book.core.testing import assert_close
 from physml_book.cy.ansatz import AlgebraicMetric, Basis, fs_h, reduced_dimension
 from physml_book.cy.donaldson import (
     balanced_metric,
+    balanced_metric_symmetric,
     class_blocks,
     invariant_mask,
     section_classes,
@@ -171,14 +172,7 @@ def test_balanced_sigma_decreases_with_k():
     for k in (1, 2, 3):
         basis = Basis.reduced(X, k)
         pts = sample(X, jax.random.key(16 + k), 16_000)
-        blocks = class_blocks(section_classes(basis, X))
-        h = balanced_metric(
-            basis,
-            pts.z,
-            pts.weights,
-            n_iter=6,
-            t_fn=lambda h: t_operator_symmetric(basis, blocks, h, pts.z, pts.weights),
-        ).h
+        h = balanced_metric_symmetric(basis, X, pts.z, pts.weights, n_iter=6).h
         sig.append(sigma(eta_on(AlgebraicMetric(X, basis), h, test), test.weights))
     assert (
         sig[0].value

@@ -18,11 +18,8 @@ from ..core.config import Config
 from ..core.keys import named_keys
 from .ansatz import AlgebraicMetric, Basis
 from physml_book.cy.donaldson import (
-    balanced_metric,
-    class_blocks,
+    balanced_metric_symmetric,
     donaldson_points,
-    section_classes,
-    t_operator_symmetric,
 )
 from .measures import eta_on, sigma, sigma_value, volume_k
 from .optimise import cholesky_from_h, cholesky_to_h, fit, sampled_loss
@@ -74,14 +71,8 @@ def balanced_and_optimised(X: Hypersurface, k: int, cfg: BeyondConfig, key) -> d
     test = sample(X, keys.test, cfg.n_test)
     n_p = max(int(cfg.points_scale * donaldson_points(basis.size)), cfg.min_points)
     pts = sample(X, keys.points, n_p)
-    blocks = class_blocks(section_classes(basis, X))
-    bal = balanced_metric(
-        basis,
-        pts.z,
-        pts.weights,
-        n_iter=cfg.n_iter,
-        tol=cfg.tol,
-        t_fn=lambda h: t_operator_symmetric(basis, blocks, h, pts.z, pts.weights),
+    bal = balanced_metric_symmetric(
+        basis, X, pts.z, pts.weights, n_iter=cfg.n_iter, tol=cfg.tol
     )
     h_bal = bal.h
     opt = optax.adam(optax.cosine_decay_schedule(cfg.lr, cfg.steps))

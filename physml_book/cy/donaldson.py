@@ -29,8 +29,8 @@ from .variety import Hypersurface, fermat
 
 # %% auto #0
 __all__ = ['donaldson_points', 't_operator', 'normalise', 'Balanced', 'balanced_metric', 'phase_symmetries', 'section_classes',
-           'invariant_mask', 'Blocks', 'class_blocks', 't_operator_symmetric', 'SigmaKConfig', 'sigma_vs_k',
-           'fit_inverse_square']
+           'invariant_mask', 'Blocks', 'class_blocks', 't_operator_symmetric', 'balanced_metric_symmetric',
+           'SigmaKConfig', 'sigma_vs_k', 'fit_inverse_square']
 
 # %% ../../nbs/cymetric/donaldson.ipynb #8869617e
 def donaldson_points(n_sections: int) -> int:
@@ -219,6 +219,14 @@ def t_operator_symmetric(
         check_int("chunk", chunk, minimum=1),
     )
 
+
+def balanced_metric_symmetric(basis: Basis, X: Hypersurface, z, weights, **kwargs) -> Balanced:
+    "`balanced_metric` with the T-operator restricted to H invariant under the phase symmetries of `X`."
+    blocks = class_blocks(section_classes(basis, X))
+    t_fn = lambda h: t_operator_symmetric(basis, blocks, h, z, weights)
+    return balanced_metric(basis, z, weights, t_fn=t_fn, **kwargs)
+
+
 # %% ../../nbs/cymetric/donaldson.ipynb #6e546ac9
 @dataclasses.dataclass(frozen=True)
 class SigmaKConfig(Config):
@@ -270,14 +278,7 @@ def sigma_vs_k(cfg: SigmaKConfig) -> dict:
         basis = Basis.reduced(X, k)
         n_p = max(int(cfg.points_scale * donaldson_points(basis.size)), 1000)
         pts = sample(X, jax.random.fold_in(keys.integrate, k), n_p)
-        blocks = class_blocks(section_classes(basis, X))
-        res = balanced_metric(
-            basis,
-            pts.z,
-            pts.weights,
-            n_iter=cfg.n_iter,
-            t_fn=lambda h: t_operator_symmetric(basis, blocks, h, pts.z, pts.weights),
-        )
+        res = balanced_metric_symmetric(basis, X, pts.z, pts.weights, n_iter=cfg.n_iter)
         metric = AlgebraicMetric(X, basis)
         est = sigma(eta_on(metric, res.h, test), test.weights)
         dense = (np.nan, np.nan)

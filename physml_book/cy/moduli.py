@@ -21,11 +21,8 @@ from ..core.config import Config
 from ..core.keys import named_keys
 from .ansatz import AlgebraicMetric, Basis
 from physml_book.cy.donaldson import (
-    balanced_metric,
-    class_blocks,
+    balanced_metric_symmetric,
     donaldson_points,
-    section_classes,
-    t_operator_symmetric,
 )
 from .measures import eta_on, monge_ampere_loss, sigma_value
 from .optimise import cholesky_init, cholesky_to_h, fit
@@ -223,18 +220,11 @@ def moduli_experiment(cfg: ModuliConfig) -> dict:
     # per-ψ balanced metrics (reduced basis, symmetric T with Dwork's phase group)
     t0, bal = time.perf_counter(), []
     rbasis = Basis.reduced(X, cfg.k)
-    blocks = class_blocks(section_classes(rbasis, X))
     n_p = max(int(cfg.balanced_points_scale * donaldson_points(rbasis.size)), 1000)
     rmetric = AlgebraicMetric(X, rbasis)
     for i in range(len(psi)):
         pts = sample(X, jax.random.fold_in(keys.balanced, i), n_p, psi[i])
-        h = balanced_metric(
-            rbasis,
-            pts.z,
-            pts.weights,
-            n_iter=8,
-            t_fn=lambda h: t_operator_symmetric(rbasis, blocks, h, pts.z, pts.weights),
-        ).h
+        h = balanced_metric_symmetric(rbasis, X, pts.z, pts.weights, n_iter=8).h
         one = jax.tree_util.tree_map(lambda a: a[i : i + 1], test)
         bal.append(float(_sigmas(rmetric, h[None], one)[0]))
     out["sigma_balanced"], out["balanced_wall_s"] = np.asarray(bal), np.asarray(

@@ -23,11 +23,8 @@ from ..core.keys import named_keys
 from ..core.train import History, NonFiniteError, init_state, make_step
 from .ansatz import AlgebraicMetric, Basis
 from physml_book.cy.donaldson import (
-    balanced_metric,
-    class_blocks,
+    balanced_metric_symmetric,
     donaldson_points,
-    section_classes,
-    t_operator_symmetric,
 )
 from physml_book.cy.measures import (
     eta_on,
@@ -226,13 +223,8 @@ def optimise_vs_balanced(cfg: OptimiseConfig) -> dict:
         keys.balanced,
         max(int(cfg.balanced_points_scale * donaldson_points(basis.size)), 1000),
     )
-    blocks = class_blocks(section_classes(basis, X))
-    h_bal = balanced_metric(
-        basis,
-        pts.z,
-        pts.weights,
-        n_iter=cfg.balanced_iter,
-        t_fn=lambda h: t_operator_symmetric(basis, blocks, h, pts.z, pts.weights),
+    h_bal = balanced_metric_symmetric(
+        basis, X, pts.z, pts.weights, n_iter=cfg.balanced_iter
     ).h
     out["balanced"] = {"h": h_bal, "wall_s": np.asarray(time.perf_counter() - t0)}
     labels = orbit_labels(basis)

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from physml_book.core.precision import float64
+from physml_book.landscape.counting import (continuum_count, continuum_density, count_t6_vacua,
+                                            cumulative_counts, hodge_form, region_fluxes,
+                                            vacuum_flux_map)
 from physml_book.landscape.dualities import (canonical_key, mobius, monodromy_flux_map, parity,
                                              phi_flux_map, reduce_upper_half, tau_flux_map)
 from physml_book.landscape.env import EnvParams, batch_reset, batch_step, evaluate
@@ -101,6 +104,35 @@ def test_canonical_key_identifies_images():
     kc = jax.vmap(lambda f, m: canonical_key(CF, f, m))
     assert np.array_equal(np.asarray(kc(monodromy_flux_map(2, fc), mc.at[:, 0].add(-4j * np.pi))),
                           np.asarray(kc(fc, mc)))
+
+
+def test_t6_vacua_are_hodge_dual():
+    "Solver vacua obey F = Re(phi) H - Im(phi) *_tau H and N = Im(phi) |H|^2_tau (ISD), *^2 = -1."
+    flux, mod = _vacua(T6, 600, 3)
+    flux, mod = np.asarray(flux), np.asarray(mod)
+    m = jax.vmap(vacuum_flux_map)(mod[:, 0], mod[:, 1])
+    m_tau = jax.vmap(vacuum_flux_map)(mod[:, 0], jnp.full(len(mod), 1j))
+    assert len(flux) > 30
+    np.testing.assert_allclose(np.einsum("vij,vj->vi", m, flux[:, 4:]), flux[:, :4], atol=1e-8)
+    np.testing.assert_allclose(m_tau @ m_tau, -np.broadcast_to(np.eye(4), m_tau.shape), atol=1e-12)
+    q = jax.vmap(hodge_form)(mod[:, 0])
+    n = mod[:, 1].imag * np.einsum("vi,vij,vj->v", flux[:, 4:], q, flux[:, 4:])
+    np.testing.assert_allclose(n, np.asarray(T6.tadpole(flux)), atol=1e-8)
+
+
+def test_t6_region_count_follows_continuum_l4():
+    "Exhaustive orbit count in R vs the solver-free continuum volume c (pi/3 - 1/2)^2 L^4 / 2."
+    vac = count_t6_vacua(10)
+    counts = cumulative_counts(vac, 10)
+    cs = [continuum_density(jnp.asarray(t), jax.random.key(i), 100_000)[0] * t.imag**2
+          for i, t in enumerate([1j, 0.4 + 3j])]
+    assert abs(cs[0] / cs[1] - 1) < 0.02                           # SL(2,R): I(tau) ~ 1/Im(tau)^2
+    ratio = counts[7:] / continuum_count(np.arange(8, 11), float(np.mean(cs)))
+    assert np.all((ratio > 0.95) & (ratio < 1.25)), ratio
+    slope = np.polyfit(np.log(np.arange(5, 11)), np.log(counts[4:]), 1)[0]
+    assert abs(slope - 4) < 0.4, slope
+    with pytest.raises(ValueError, match="tau_max"):
+        region_fluxes(5, tau_max=0.9)
 
 
 def test_rigid_count_is_divisor_sum():

@@ -7,7 +7,7 @@ Docs: https://physml-book.github.io/physml_book/flux_rl/solvers.html.md"""
 # %% ../../nbs/flux_rl/solvers.ipynb #6e648416
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import NamedTuple
 
 import jax
@@ -320,14 +320,28 @@ def flux_box(n_flux: int, n_max: int, start: int = 0, stop: int | None = None):
     digits = (idx[:, None] // side ** np.arange(n_flux - 1, -1, -1)) % side
     return (digits - n_max).astype(np.int32)
 
+def _bucket(n: int, chunk: int) -> int:
+    "Smallest power of two >= `n`, capped at `chunk`: few distinct batch shapes, few compilations."
+    return min(chunk, 1 << max(n - 1, 0).bit_length())
+
+def _pad_rows(x, size: int):
+    "`x` `[n, ...]` padded to `size` rows with copies of its first row (results for them are dropped)."
+    return np.concatenate([x, np.repeat(x[:1], size - len(x), 0)])
+
+@lru_cache(maxsize=None)
+def _key_fn(model, with_parity: bool = False):
+    "Jitted canonical keys `[n, max_vacua, k]` of fluxes `[n, n_flux]` and their vacua, one per model."
+    from physml_book.landscape.dualities import canonical_key
+    one = lambda f, m: canonical_key(model, f, m, with_parity)
+    return jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, 0)))
+
 def enumerate_vacua(model, n_max: int, l_max: int, *, chunk: int = 1 << 16,
                     with_parity: bool = False) -> dict:
     "Every vacuum of every flux in the box `|n_i| <= n_max` with `0 < N_flux <= l_max`."
     _require_x64()
     n_max, l_max = check_int("n_max", n_max, minimum=1), check_int("l_max", l_max, minimum=1)
-    from physml_book.landscape.dualities import canonical_key
-    keyfn = jax.jit(jax.vmap(jax.vmap(lambda f, m: canonical_key(model, f, m, with_parity),
-                                      (None, 0)), (0, 0)))
+    chunk = check_int("chunk", chunk, minimum=1)
+    keyfn = _key_fn(model, with_parity)
     total = (2 * n_max + 1) ** model.n_flux
     out = {"flux": [], "moduli": [], "key": []}
     for start in range(0, total, chunk):
@@ -335,10 +349,10 @@ def enumerate_vacua(model, n_max: int, l_max: int, *, chunk: int = 1 << 16,
         n = np.asarray(model.tadpole(jnp.asarray(fl)))
         fl = fl[(n > 0) & (n <= l_max)]
         if not len(fl): continue
-        vac = solve_batch(model, jnp.asarray(fl))
-        keys = np.asarray(keyfn(jnp.asarray(fl), vac.moduli))
-        ok = np.asarray(vac.valid)
-        rows, cols = np.nonzero(ok)
+        padded = jnp.asarray(_pad_rows(fl, _bucket(len(fl), chunk)))
+        vac = solve_batch(model, padded)
+        keys = np.asarray(keyfn(padded, vac.moduli))[: len(fl)]
+        rows, cols = np.nonzero(np.asarray(vac.valid)[: len(fl)])
         out["flux"].append(fl[rows]); out["moduli"].append(np.asarray(vac.moduli)[rows, cols])
         out["key"].append(keys[rows, cols])
     width = {"flux": model.n_flux, "moduli": len(model.moduli_names),

@@ -99,3 +99,14 @@ def test_stale_modules_are_found(tmp_path, monkeypatch):
     monkeypatch.setattr(nbrun, "ROOT", tmp_path)
     monkeypatch.setattr(nbrun, "NBS", tmp_path / "nbs")
     assert nbrun.stale_modules() == ["physml_book/b.py"]
+
+
+def test_saved_progress_bars_keep_their_final_state(tmp_path):
+    "Quarto prints every carriage-return update of a progress bar as its own line; a terminal shows the last."
+    path = _nb(tmp_path, "%% code\nx = 1")
+    nb = json.loads(path.read_text())
+    nb["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stderr",
+                                  "text": ["\r", "bar 0%\r", "bar 50%\r", "bar 100%\n", "done\n"]}]
+    path.write_text(json.dumps(nb))
+    nbrun.collapse_progress(path)
+    assert json.loads(path.read_text())["cells"][0]["outputs"][0]["text"] == ["bar 100%\n", "done\n"]

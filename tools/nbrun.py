@@ -191,8 +191,25 @@ def run(nb_path: Path, scale: str = "quick", save: bool = False, flags: str = ""
     ok, _ = test_nb(Path(nb_path).resolve(), skip_flags=list(SKIP_FLAGS), force_flags=force,
                     basepath=str(ROOT), save=save,
                     cell_timeout=600 if scale == "quick" else None)  # full runs may take long
+    if save:
+        collapse_progress(Path(nb_path))
     print(f"{'ok' if ok else 'FAILED'}: {nb_path} at scale {scale} in {time.perf_counter() - t0:.1f} s")
     return ok
+
+
+def collapse_progress(nb_path: Path) -> None:
+    "Keep what a terminal would show of progress bars: the text after the last carriage return of each line."
+    nb = json.loads(nb_path.read_text())
+    changed = False
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", [])) if out.get("output_type") == "stream" else ""
+            if "\r" in text:
+                lines = [ln.rstrip("\r").rsplit("\r", 1)[-1] for ln in text.split("\n")]
+                out["text"] = [ln + "\n" for ln in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+                changed = True
+    if changed:
+        nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def main(argv=None):

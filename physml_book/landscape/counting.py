@@ -64,7 +64,7 @@ def _tau_tables(tau_max: float, n_grid: int):
     return np.asarray(m_t), np.asarray(jax.vmap(hodge_form)(grid))
 
 def _h_vectors(l_max: int, q_t, grow: float):
-    "Lexicographically positive `H` `[n, 4]` under the tadpole somewhere on the grid; `H^T Q_tau H` `[n, n_tau]`."
+    "Lexicographically positive `H` `[n, 4]` under the tadpole somewhere on the grid; `H^T Q_tau H` and where it fits, `[n, n_tau]`."
     q_inv = np.diagonal(np.linalg.inv(q_t), axis1=1, axis2=2).max(0)
     h_max = np.floor(np.sqrt(l_max / _Y_MIN * q_inv) * grow).astype(int)
     if np.prod(2.0 * h_max + 1) * len(q_t) > 2e8:
@@ -73,12 +73,13 @@ def _h_vectors(l_max: int, q_t, grow: float):
     h = np.stack(np.meshgrid(*[np.arange(-k, k + 1) for k in h_max], indexing="ij"), -1).reshape(-1, 4)
     h = h[h[np.arange(len(h)), np.argmax(h != 0, axis=1)] > 0]   # (F, H) and (-F, -H): one vacuum
     qh = np.einsum("hi,tij,hj->ht", h, q_t, h)
-    keep = (qh * _Y_MIN <= l_max * grow**2).any(1)
-    return h[keep], qh[keep]
+    fits = qh * _Y_MIN <= l_max * grow**2                       # tau where H fits under the tadpole
+    keep = fits.any(1)
+    return h[keep], qh[keep], fits[keep]
 
-def _f_ranges(h, qh, m_t, l_max: int, phi_max: float, grow: float, margin: float):
+def _f_ranges(h, qh, fits, m_t, l_max: int, phi_max: float, margin: float):
     "Integer bounds `lo`, `hi` `[n, 4]` of `F = x H + y M_tau H` over the grid, `|x| <= 1/2`, `y` allowed."
-    ok = (qh * _Y_MIN <= l_max * grow**2)[..., None]           # tau where H fits under the tadpole
+    ok, grow = fits[..., None], 1 + margin
     v = np.einsum("tij,hj->hti", m_t, h)                       # M_tau H
     y_hi = (np.minimum(phi_max, l_max / qh) * grow)[..., None]
     half = np.abs(h)[:, None] / 2
@@ -92,8 +93,8 @@ def region_fluxes(l_max: int, tau_max: float = 2.0, phi_max: float = 2.0, *,
     "Candidate fluxes `[k, 8]` (int32) for every vacuum in `R` with `0 < N_flux <= l_max`, one of each ± pair."
     l_max, tau_max, phi_max, margin, n_grid = _check_region(l_max, tau_max, phi_max, margin, n_grid)
     m_t, q_t = _tau_tables(tau_max, n_grid)
-    h, qh = _h_vectors(l_max, q_t, 1 + margin)
-    lo, hi = _f_ranges(h, qh, m_t, l_max, phi_max, 1 + margin, margin)
+    h, qh, fits = _h_vectors(l_max, q_t, 1 + margin)
+    lo, hi = _f_ranges(h, qh, fits, m_t, l_max, phi_max, margin)
     boxes = []
     for hh, a, b in zip(h, lo, hi):                            # one small box of F per H
         f = np.stack(np.meshgrid(*map(np.arange, a, b + 1), indexing="ij"), -1).reshape(-1, 4)
